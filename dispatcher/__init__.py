@@ -1,0 +1,3 @@
+from dispatcher.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,82 @@
+"""Serializer plumbing that rejects wrong JSON types and unknown fields instead of coercing them."""
+
+import uuid
+
+from rest_framework import serializers
+
+from dispatcher.problems import bad_request, not_found
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(f"must be a string, not {type(data).__name__}")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError(f"must be true or false, not {type(data).__name__}")
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError(f"must be a whole number, not {type(data).__name__}")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that answers 400 for a body that is not an object or names fields it cannot set."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise bad_request("request body must be a JSON object")
+        writable = {name for name, field in self.fields.items() if not field.read_only}
+        unknown = sorted(set(data) - writable)
+        if unknown:
+            raise bad_request(
+                f"fields {unknown} cannot be set; writable fields are {sorted(writable)}",
+                "unknown_fields", errors={name: ["cannot be set"] for name in unknown},
+            )
+        return super().to_internal_value(data)
+
+
+def parse_uuid(value: str, what: str = "object") -> uuid.UUID:
+    """Parse an id from a path or query; a malformed id is simply not found."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise not_found(f"{what} {value!r} not found") from None
+
+
+def query_uuid(request, name: str) -> uuid.UUID | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise bad_request(f"query parameter {name}={value!r} is not a UUID", "invalid_query") from None
+
+
+def query_datetime(request, name: str):
+    """Parse an ISO 8601 query parameter; a value without a zone is taken as UTC."""
+    from django.utils import timezone
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None and (day := parse_date(value)) is not None:
+            parsed = timezone.datetime(day.year, day.month, day.day)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise bad_request(f"query parameter {name}={value!r} is not an ISO 8601 time such as 2026-01-31T12:00:00Z",
+                          "invalid_query")
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)

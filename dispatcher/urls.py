@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import path
+
+from deliveries import views as delivery_views
+from dispatcher.views import health
+from endpoints import views as endpoint_views
+from events import views as event_views
+from tenants import views as tenant_views
+
+handler404 = "dispatcher.problems.handler404"
+handler500 = "dispatcher.problems.handler500"
+
+urlpatterns = [
+    path("health", health),
+    path("admin/", admin.site.urls),
+    path("v1/admin/tenants", tenant_views.TenantListView.as_view()),
+    path("v1/admin/tenants/<str:pk>", tenant_views.TenantDetailView.as_view()),
+    path("v1/admin/tenants/<str:pk>/api-keys", tenant_views.TenantApiKeyView.as_view()),
+    path("v1/admin/api-keys/<str:pk>", tenant_views.ApiKeyDetailView.as_view()),
+    path("v1/endpoints", endpoint_views.EndpointListView.as_view()),
+    path("v1/endpoints/<str:pk>", endpoint_views.EndpointDetailView.as_view()),
+    path("v1/endpoints/<str:pk>/rotate-secret", endpoint_views.EndpointRotateSecretView.as_view()),
+    path("v1/events", event_views.EventListView.as_view()),
+    path("v1/events/<str:pk>", delivery_views.EventDetailView.as_view()),
+    path("v1/deliveries", delivery_views.DeliveryListView.as_view()),
+    path("v1/deliveries/<str:pk>", delivery_views.DeliveryDetailView.as_view()),
+    path("v1/deliveries/<str:pk>/attempts", delivery_views.DeliveryAttemptListView.as_view()),
+]
