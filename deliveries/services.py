@@ -20,8 +20,6 @@ logger = logging.getLogger(__name__)
 
 # Events one fan-out task takes: the one it was sent for plus others still waiting.
 FAN_OUT_BATCH_SIZE = 100
-# Seconds a claim lasts beyond the attempt deadline before the sweep may hand the row to another worker.
-LEASE_MARGIN_SECONDS = 60
 # Most dispatch tasks one sweep enqueues, so a long backlog does not flood the broker.
 MAX_DISPATCH_TASKS_PER_SWEEP = 8
 # Seconds an accepted event may wait for its fan-out message before the sweep sends another.
@@ -78,7 +76,7 @@ def claim_due(limit: int, ids=None) -> tuple[uuid.UUID, list[Delivery]]:
         # Re-checking the status in the UPDATE keeps the claim safe on databases without row locks.
         due.filter(id__in=picked).update(
             status=DeliveryStatus.IN_FLIGHT, lease_token=token, updated_at=now,
-            lease_expires_at=now + dt.timedelta(seconds=settings.DELIVERY_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS),
+            lease_expires_at=now + dt.timedelta(seconds=settings.DELIVERY_TIMEOUT_SECONDS + settings.DELIVERY_LEASE_MARGIN_SECONDS),
         )
     claimed = Delivery.objects.filter(lease_token=token).select_related("event", "endpoint")
     return token, list(claimed)

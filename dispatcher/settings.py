@@ -71,6 +71,8 @@ IDEMPOTENCY_KEY_TTL_HOURS = config.read_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, min
 
 # Deliveries one worker task claims and sends concurrently.
 DELIVERY_BATCH_SIZE = config.read_int("DELIVERY_BATCH_SIZE", 50, minimum=1, maximum=1000)
+# Seconds a worker's claim outlives the attempt deadline before the sweep hands the row to another worker.
+DELIVERY_LEASE_MARGIN_SECONDS = config.read_float("DELIVERY_LEASE_MARGIN_SECONDS", 60.0, minimum=0.5, maximum=3600)
 # Seconds between sweeps that re-enqueue due deliveries and expired leases.
 DELIVERY_SWEEP_SECONDS = config.read_float("DELIVERY_SWEEP_SECONDS", 2.0, maximum=60)
 
