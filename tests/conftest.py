@@ -20,8 +20,8 @@ def admin_api():
 
 
 class TenantHandle:
-    def __init__(self, name: str):
-        self.tenant, self.api_key, self.key = tenant_services.create_tenant(name)
+    def __init__(self, name: str, **overrides):
+        self.tenant, self.api_key, self.key = tenant_services.create_tenant(name, **overrides)
         self.client = APIClient()
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key}")
 

@@ -1,0 +1,152 @@
+"""Nothing is lost when the broker drops messages, a worker dies or a request rolls back."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from deliveries import services
+from deliveries.models import Delivery
+from dispatcher.celery import app
+from events import services as event_services
+from events.models import Event
+from tests.harness import Reply
+from tests.receivers import RawReceiver, delayed, respond
+
+# Limits high enough that these tests measure the pipeline, not the rate limiter.
+UNLIMITED = {"events_per_minute": 100_000, "monthly_event_limit": 1_000_000, "monthly_attempt_limit": 1_000_000}
+FAST_WORKER = {"DELIVERY_SWEEP_SECONDS": "1", "DELIVERY_TIMEOUT_SECONDS": "2", "DELIVERY_CONNECT_TIMEOUT_SECONDS": "1",
+               "DELIVERY_LEASE_MARGIN_SECONDS": "1", "DELIVERY_RETRY_SCHEDULE": "1"}
+
+
+def queued_messages(broker) -> int:
+    return broker.llen("celery")
+
+
+@pytest.mark.slow
+def test_flushed_broker_loses_nothing(make_tenant, receiver, broker, start_worker):
+    tenant = make_tenant("shop", **UNLIMITED)
+    tenant.create_endpoint(receiver.url("/all"))
+    for number in range(200):
+        assert tenant.send_event("order.created", {"n": number}).status_code == 202
+    assert queued_messages(broker) == 200
+    broker.flushdb()
+
+    start_worker(env=FAST_WORKER, beat=True)
+    received = receiver.wait_for(200, timeout=90)
+    assert len({request.headers["webhook-id"] for request in received}) == 200
+    assert Delivery.objects.filter(status="succeeded").count() == 200
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_nothing(make_tenant, start_worker):
+    tenant = make_tenant("shop", **UNLIMITED)
+    with RawReceiver(routes={"/slow": delayed(0.3, respond(200))}) as server:
+        tenant.create_endpoint(server.url("/slow"))
+        for number in range(60):
+            assert tenant.send_event("order.created", {"n": number}).status_code == 202
+        first = start_worker(env=FAST_WORKER, concurrency=1)
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.kill()
+        assert len(server.requests) >= 5
+        assert Delivery.objects.filter(status="succeeded").count() < 60
+
+        start_worker(env=FAST_WORKER, beat=True)
+        deadline = time.monotonic() + 90
+        while Delivery.objects.filter(status="succeeded").count() < 60 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ids = {request.headers["webhook-id"] for request in server.requests}
+    assert len(ids) == 60
+    assert Delivery.objects.filter(status="succeeded").count() == 60
+
+
+def test_concurrent_dispatch_of_one_delivery_posts_once(make_tenant, receiver, transactional_db):
+    tenant = make_tenant("shop", **UNLIMITED)
+    receiver.script("/once", Reply(200))
+    tenant.create_endpoint(receiver.url("/once"))
+    tenant.send_event()
+    services.fan_out_pending()
+    delivery_id = str(Delivery.objects.get().id)
+    barrier = threading.Barrier(4)
+
+    def dispatch():
+        barrier.wait()
+        services.dispatch_due(ids=[delivery_id])
+        connection.close()
+
+    threads = [threading.Thread(target=dispatch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(receiver.received("/once")) == 1
+    assert Delivery.objects.get().attempt_count == 1
+
+
+def test_long_retries_use_no_broker_countdown(make_tenant, receiver, settings, broker, transactional_db):
+    settings.DELIVERY_RETRY_SCHEDULE = [7200, 18000, 36000]
+    tenant = make_tenant("shop", **UNLIMITED)
+    receiver.script("/down", Reply(500))
+    tenant.create_endpoint(receiver.url("/down"))
+    tenant.send_event()
+    broker.flushdb()
+    services.fan_out_pending()
+    services.dispatch_due()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "retrying"
+    assert (delivery.next_attempt_at - delivery.updated_at).total_seconds() > 5000
+    assert queued_messages(broker) == 0
+    assert not broker.exists("unacked")
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] >= 3600
+
+
+def test_rolled_back_event_enqueues_nothing(tenant, broker):
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        with transaction.atomic():
+            event_services.accept_event(tenant.tenant, "order.created", {"n": 1})
+            raise Abort()
+    assert Event.objects.count() == 0
+    assert queued_messages(broker) == 0
+
+
+def test_enqueue_happens_only_after_commit(tenant, broker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = tenant.send_event()
+    assert response.status_code == 202
+    assert queued_messages(broker) == 0
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert queued_messages(broker) == 1
+
+
+@pytest.fixture
+def broker_down():
+    """Point the Celery app at a port where nothing listens, then restore it."""
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield
+    app.conf.broker_url = original
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.mark.slow
+def test_event_survives_broker_outage(make_tenant, receiver, start_worker, broker_down):
+    tenant = make_tenant("shop", **UNLIMITED)
+    tenant.create_endpoint(receiver.url("/late"))
+    response = tenant.send_event()
+    assert response.status_code == 202
+    assert Event.objects.filter(id=response.json()["id"], fanned_out_at__isnull=True).exists()
+
+    start_worker(env=FAST_WORKER, beat=True)
+    (request,) = receiver.wait_for(1, timeout=60)
+    assert request.headers["webhook-id"] == response.json()["id"]
