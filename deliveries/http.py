@@ -281,7 +281,7 @@ async def _check_destination(url: URL) -> list[str]:
     try:
         return await _resolve_checked(url.raw_host, url.port)
     except netpolicy.DestinationError as exc:
-        logger.warning("delivery to host %s rejected by the destination policy: %s", url.raw_host, exc.code)
+        logger.warning("delivery to host %s failed the destination check: %s", url.raw_host, exc.code)
         kind = DNS if exc.code == "dns_failed" else BLOCKED_DESTINATION
         raise _Failure(kind, exc.message) from None
 

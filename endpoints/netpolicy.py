@@ -362,6 +362,8 @@ def validate_destination(raw_url: str) -> str:
     Returns the normalized URL to store; raises DestinationError with code "invalid_url",
     "blocked_destination" or "dns_failed".
     """
+    # NOTE: the lookup runs in the calling thread with no deadline of its own, so a slow
+    # resolver blocks the API request for as long as getaddrinfo takes (resolv.conf limits).
     url = normalize_url(raw_url)
     parts = urlsplit(url)
     port = parts.port or ALLOWED_SCHEMES[parts.scheme]
