@@ -50,6 +50,8 @@ USAGE_MONTHLY_ATTEMPT_LIMIT = config.read_int("USAGE_MONTHLY_ATTEMPT_LIMIT", 500
 USAGE_MAX_ENDPOINTS = config.read_int("USAGE_MAX_ENDPOINTS", 1000)
 USAGE_MAX_PAYLOAD_BYTES = config.read_int("USAGE_MAX_PAYLOAD_BYTES", 262144, minimum=1)
 USAGE_MAX_FANOUT_ENDPOINTS = config.read_int("USAGE_MAX_FANOUT_ENDPOINTS", 100)
+# Seconds a delivery over its tenant's monthly attempt limit waits before the limit is checked again.
+USAGE_DEFERRED_ATTEMPT_SECONDS = config.read_int("USAGE_DEFERRED_ATTEMPT_SECONDS", 60, minimum=1, maximum=3600)
 
 # Rate limits, in requests per fixed window; tenants may override each one.
 RATE_LIMIT_EVENTS_PER_MINUTE = config.read_int("RATE_LIMIT_EVENTS_PER_MINUTE", 60)

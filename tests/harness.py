@@ -31,6 +31,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _BurstServer(socketserver.ThreadingTCPServer):
+    # A backlog of 128, not the default 5, so a burst of concurrent deliveries is not dropped.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Receiver:
     """A threaded HTTP server on 127.0.0.1 that records each POST and answers from a script.
 
@@ -41,8 +47,7 @@ class Receiver:
         self.requests: list[ReceivedRequest] = []
         self.replies: dict[str, list[Reply]] = {}
         self.lock = threading.Lock()
-        self.server = socketserver.ThreadingTCPServer((host, 0), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = _BurstServer((host, 0), self._handler_class())
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
