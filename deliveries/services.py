@@ -15,6 +15,7 @@ from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, WAITING
 from endpoints import services as endpoint_services
 from endpoints.secrets import signature_header
 from events.models import Event
+from limits import usage
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def dispatch_due(limit: int | None = None, ids=None) -> int:
     if not claimed:
         return 0
     sendable = _close_unsendable(token, claimed)
+    sendable = _defer_over_attempt_quota(token, sendable)
     prepared = _prepare(sendable)
     results = http.send_many([item.request for item in prepared])
     _record(token, prepared, results)
@@ -110,6 +112,40 @@ def _close_unsendable(token, claimed: list[Delivery]) -> list[Delivery]:
         )
         logger.info("cancelled %d deliveries of deleted or disabled endpoints", len(closed))
     return [delivery for delivery in claimed if delivery.endpoint.is_active]
+
+
+def _defer_over_attempt_quota(token, claimed: list[Delivery]) -> list[Delivery]:
+    """Put back deliveries past their tenant's monthly attempt limit, unchanged but for a later time.
+
+    The limit is counted as attempts are granted here; deferred deliveries keep their status
+    and attempt count and are claimed again after `usage.deferred_until`.
+    """
+    wanted: dict = {}
+    for delivery in claimed:
+        wanted[delivery.tenant_id] = wanted.get(delivery.tenant_id, 0) + 1
+    now = timezone.now()
+    granted = usage.reserve_attempts(wanted, now)
+    sendable, deferred = [], []
+    for delivery in claimed:
+        if granted[delivery.tenant_id] > 0:
+            granted[delivery.tenant_id] -= 1
+            sendable.append(delivery)
+        else:
+            deferred.append(delivery)
+    if deferred:
+        _put_back(token, deferred, usage.deferred_until(now), now)
+    return sendable
+
+
+def _put_back(token, deferred: list[Delivery], retry_at: dt.datetime, now: dt.datetime) -> None:
+    waiting_status = Case(When(attempt_count=0, then=Value(DeliveryStatus.PENDING)),
+                          default=Value(DeliveryStatus.RETRYING))
+    Delivery.objects.filter(id__in=[d.id for d in deferred], lease_token=token).update(
+        status=waiting_status, next_attempt_at=retry_at, lease_token=None, lease_expires_at=None,
+        last_error="deferred: monthly attempt limit reached", updated_at=now,
+    )
+    logger.info("deferred %d deliveries over their tenant's monthly attempt limit until %s", len(deferred),
+                retry_at.isoformat())
 
 
 def _prepare(deliveries: list[Delivery]) -> list[Prepared]:

@@ -26,3 +26,10 @@ urlpatterns = [
     path("v1/deliveries/<str:pk>", delivery_views.DeliveryDetailView.as_view()),
     path("v1/deliveries/<str:pk>/attempts", delivery_views.DeliveryAttemptListView.as_view()),
 ]
+
+from limits import views as limit_views  # noqa: E402 - appended so concurrent route edits do not collide
+
+urlpatterns += [
+    path("v1/limits/safety", limit_views.SafetyLimitsView.as_view()),
+    path("v1/limits/usage", limit_views.UsageView.as_view()),
+]

@@ -1,3 +1,4 @@
+from django.db import transaction
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -7,6 +8,7 @@ from dispatcher.views import TenantView
 from endpoints import services
 from endpoints.models import Endpoint
 from endpoints.serializers import EndpointInputSerializer, endpoint_to_dict
+from limits import services as limits
 
 
 def live_endpoints():
@@ -20,11 +22,16 @@ class EndpointListView(TenantView):
         return paginator.get_paginated_response([endpoint_to_dict(endpoint) for endpoint in page])
 
     def post(self, request):
+        limits.check_endpoint_create_rate(self.tenant)
         serializer = EndpointInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         secret = data.pop("signing_secret", None)
-        endpoint, secret = services.create_endpoint(self.tenant, data, secret)
+        with transaction.atomic():
+            # The tenant row lock makes the count and the insert one step under concurrency.
+            limits.lock_tenant(self.tenant)
+            limits.check_endpoint_count(self.tenant, live_endpoints().filter(tenant=self.tenant).count())
+            endpoint, secret = services.create_endpoint(self.tenant, data, secret)
         body = endpoint_to_dict(endpoint)
         body["signing_secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED)

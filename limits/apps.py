@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class LimitsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'limits'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "limits"

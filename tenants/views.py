@@ -6,6 +6,7 @@ from dispatcher.auth import AdminKeyAuthentication, IsAuthenticated
 from dispatcher.fields import parse_uuid
 from dispatcher.pagination import CreatedCursorPagination
 from dispatcher.problems import not_found
+from limits import services as limits
 from tenants import services
 from tenants.models import ApiKey, Tenant
 from tenants.serializers import TenantInputSerializer, tenant_to_dict
@@ -16,6 +17,11 @@ class AdminView(APIView):
 
     authentication_classes = [AdminKeyAuthentication]
     permission_classes = [IsAuthenticated]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Counted after authentication, so only requests with ADMIN_API_KEY use the admin window.
+        limits.check_admin_rate()
 
 
 def get_tenant(pk: str) -> Tenant:
