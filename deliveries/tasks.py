@@ -5,10 +5,12 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from deliveries import services
+from deliveries import retention, services
 from dispatcher.queueing import DISPATCH_TASK, FAN_OUT_TASK, send_task_after_commit
 
 logger = logging.getLogger(__name__)
+
+RETENTION_TASK = "deliveries.run_retention"
 
 
 @shared_task(name=FAN_OUT_TASK)
@@ -41,3 +43,8 @@ def sweep() -> dict:
     if found["fan_out"]:
         send_task_after_commit(FAN_OUT_TASK)
     return found
+
+
+@shared_task(name=RETENTION_TASK)
+def run_retention() -> dict:
+    return retention.run_retention().counts

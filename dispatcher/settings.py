@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from dispatcher import config
@@ -187,6 +188,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic jobs; DatabaseScheduler copies these into the database, where the admin can edit them.
 CELERY_BEAT_SCHEDULE = {
     "delivery-sweep": {"task": "deliveries.sweep", "schedule": DELIVERY_SWEEP_SECONDS},
+    # Hourly at minute 0: delete events, deliveries and attempts past their RETENTION_*_DAYS.
+    "retention": {"task": "deliveries.run_retention", "schedule": crontab(minute=0)},
+    # Hourly at minute 30: delete expired idempotency keys and stale rate_limit_counters rows.
+    "limits-purge": {"task": "limits.purge_expired", "schedule": crontab(minute=30)},
 }
 # Enqueue fails fast when the broker is down; the sweep enqueues the work once it is back.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from deliveries import dlq_views, ops_views
 from deliveries import views as delivery_views
 from dispatcher.views import health
 from endpoints import views as endpoint_views
@@ -32,4 +33,15 @@ from limits import views as limit_views  # noqa: E402 - appended so concurrent r
 urlpatterns += [
     path("v1/limits/safety", limit_views.SafetyLimitsView.as_view()),
     path("v1/limits/usage", limit_views.UsageView.as_view()),
+]
+
+# Operations: the dead-letter queue, metrics and retention.
+urlpatterns += [
+    path("v1/dlq", dlq_views.DlqListView.as_view()),
+    path("v1/dlq/replay", dlq_views.DlqReplayView.as_view()),
+    path("v1/deliveries/<str:pk>/replay", dlq_views.DeliveryReplayView.as_view()),
+    path("v1/admin/dlq/replay", dlq_views.AdminDlqReplayView.as_view()),
+    path("v1/metrics/summary", ops_views.MetricsSummaryView.as_view()),
+    path("v1/admin/metrics/summary", ops_views.AdminMetricsSummaryView.as_view()),
+    path("v1/admin/retention/run", ops_views.AdminRetentionRunView.as_view()),
 ]
