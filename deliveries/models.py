@@ -47,6 +47,7 @@ class Delivery(models.Model):
     class Meta:
         db_table = "deliveries"
         ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_event_endpoint_uniq"),
         ]
@@ -70,10 +71,28 @@ class Delivery(models.Model):
             ),
             # An endpoint's deliveries (cancel on delete, per-endpoint lists).
             models.Index(fields=["endpoint", "status"], name="delivery_endpoint_status_idx"),
+            # Retention, metrics and the Django admin read deliveries of every tenant by age.
+            models.Index(fields=["created_at"], name="delivery_created_idx"),
         ]
 
     def __str__(self) -> str:
         return f"delivery {self.id} ({self.status})"
+
+
+class DeadDeliveryManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(status=DeliveryStatus.DEAD)
+
+
+class DeadDelivery(Delivery):
+    """A dead delivery: the dead-letter queue as its own page of the Django admin."""
+
+    objects = DeadDeliveryManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead delivery"
+        verbose_name_plural = "dead-letter queue"
 
 
 class AttemptErrorKind(models.TextChoices):
