@@ -20,6 +20,16 @@ FAST_WORKER = {"DELIVERY_SWEEP_SECONDS": "1", "DELIVERY_TIMEOUT_SECONDS": "2", "
                "DELIVERY_LEASE_MARGIN_SECONDS": "1", "DELIVERY_RETRY_SCHEDULE": "1"}
 
 
+def wait_for_succeeded(count: int, timeout: float = 90) -> int:
+    """Wait until `count` deliveries are recorded as succeeded; workers record after the receiver answers."""
+    deadline = time.monotonic() + timeout
+    succeeded = Delivery.objects.filter(status="succeeded").count()
+    while succeeded < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        succeeded = Delivery.objects.filter(status="succeeded").count()
+    return succeeded
+
+
 def queued_messages(broker) -> int:
     return broker.llen("celery")
 
@@ -36,7 +46,7 @@ def test_flushed_broker_loses_nothing(make_tenant, receiver, broker, start_worke
     start_worker(env=FAST_WORKER, beat=True)
     received = receiver.wait_for(200, timeout=90)
     assert len({request.headers["webhook-id"] for request in received}) == 200
-    assert Delivery.objects.filter(status="succeeded").count() == 200
+    assert wait_for_succeeded(200) == 200
 
 
 @pytest.mark.slow
@@ -55,12 +65,10 @@ def test_killed_worker_loses_nothing(make_tenant, start_worker):
         assert Delivery.objects.filter(status="succeeded").count() < 60
 
         start_worker(env=FAST_WORKER, beat=True)
-        deadline = time.monotonic() + 90
-        while Delivery.objects.filter(status="succeeded").count() < 60 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        succeeded = wait_for_succeeded(60)
         ids = {request.headers["webhook-id"] for request in server.requests}
     assert len(ids) == 60
-    assert Delivery.objects.filter(status="succeeded").count() == 60
+    assert succeeded == 60
 
 
 def test_concurrent_dispatch_of_one_delivery_posts_once(make_tenant, receiver, transactional_db):
