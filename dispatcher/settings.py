@@ -165,12 +165,13 @@ CELERY_BROKER_URL = config.read_url(
 BROKER_IS_FILESYSTEM = CELERY_BROKER_URL.startswith("filesystem://")
 if BROKER_IS_FILESYSTEM:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -202,6 +203,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # The sweep runs every few seconds; a line per task received and done would drown real news.
+    "loggers": {
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": config.read_choice(
         "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"), "INFO"
     ).upper()},
