@@ -135,16 +135,13 @@ def test_enqueue_happens_only_after_commit(tenant, broker, django_capture_on_com
 
 @pytest.fixture
 def broker_down():
-    """Point the Celery app at a port where nothing listens, then restore it."""
-    original = app.conf.broker_url
+    """Point the Celery app at a port where nothing listens, then put back the original pools untouched."""
+    original = (app.conf.broker_url, app._pool, app.amqp._producer_pool)
     app.conf.broker_url = "redis://127.0.0.1:1/0"
-    app.pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
     yield
-    app.conf.broker_url = original
-    app._pool = None
-    app.amqp._producer_pool = None
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = original
 
 
 @pytest.mark.slow
