@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -126,8 +127,8 @@ def read_fernet_keys_value(raw: str, name: str = "DISPATCHER_ENCRYPTION_KEYS") -
     return keys
 
 
-def load_local_secrets(path: Path) -> dict[str, str]:
-    """Load or create the development secrets file, printing the admin key when it is made."""
+def load_local_secrets(path: Path, announce: bool) -> dict[str, str]:
+    """Load or create the local secrets file; with `announce`, print the admin key to stderr when it is made."""
     if path.exists():
         return json.loads(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,7 @@ def load_local_secrets(path: Path) -> dict[str, str]:
     }
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
-    print(f"Generated development secrets in {path}.")
-    print(f"ADMIN_API_KEY={values['ADMIN_API_KEY']}  (shown once; it stays in {path})")
+    if announce:
+        print(f"Generated development secrets in {path}.", file=sys.stderr)
+        print(f"ADMIN_API_KEY={values['ADMIN_API_KEY']}  (shown once; it stays in {path})", file=sys.stderr)
     return values

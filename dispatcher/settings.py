@@ -13,7 +13,9 @@ VAR_DIR = BASE_DIR / "var"
 ENVIRONMENT = config.read_choice("ENVIRONMENT", config.ENVIRONMENTS, "development")
 IS_PRODUCTION = ENVIRONMENT == "production"
 
-_local = {} if IS_PRODUCTION else config.load_local_secrets(VAR_DIR / "dev-secrets.json")
+_local = {} if IS_PRODUCTION else config.load_local_secrets(
+    VAR_DIR / "dev-secrets.json", announce=ENVIRONMENT == "development"
+)
 
 
 def _required(name: str) -> str:
