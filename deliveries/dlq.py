@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 # Dead deliveries one bulk-replay step reads, resets and enqueues in one transaction.
 REPLAY_BATCH_SIZE = 500
 
+# A single replay may resend any delivery in these statuses; the bulk DLQ replay takes dead ones only.
+FINISHED_STATUSES = (DeliveryStatus.DEAD, DeliveryStatus.SUCCEEDED, DeliveryStatus.CANCELLED)
+
 SKIP_ENDPOINT_DISABLED = "endpoint_disabled"
 SKIP_ENDPOINT_DELETED = "endpoint_deleted"
 
@@ -84,17 +87,22 @@ def skip_reason(endpoint) -> str | None:
 
 
 def replay_delivery(delivery: Delivery) -> Delivery:
-    """Replay one dead delivery, or raise a 409 Problem when it is not dead or its endpoint cannot receive."""
+    """Send one finished delivery again: dead, succeeded or cancelled.
+
+    Raises a 409 Problem while the delivery is still waiting or in flight, or when its endpoint
+    cannot receive.
+    """
     reason = skip_reason(delivery.endpoint)
     if reason is not None:
         raise conflict(_endpoint_conflict(delivery, reason), reason)
     with transaction.atomic():
-        replayed = _reset([delivery.id])
+        replayed = _reset([delivery.id], FINISHED_STATUSES)
     if not replayed:
         delivery.refresh_from_db(fields=["status"])
         raise conflict(
-            f"delivery {delivery.id} is {delivery.status}, not dead, and only dead deliveries can be replayed",
-            "delivery_not_dead",
+            f"delivery {delivery.id} is {delivery.status}; only a dead, succeeded or cancelled delivery can be "
+            "replayed, so wait until it finishes",
+            "delivery_in_progress",
         )
     logger.info("delivery %s replayed for tenant %s", delivery.id, delivery.tenant_id)
     delivery.refresh_from_db()
@@ -155,17 +163,17 @@ def _replay_batch(batch: list[tuple], result: ReplayResult) -> None:
             result.skipped[reason] += 1
     if replayable and not result.dry_run:
         with transaction.atomic():
-            result.replayed += _reset(replayable)
+            result.replayed += _reset(replayable, (DeliveryStatus.DEAD,))
 
 
-def _reset(ids: list) -> int:
-    """Put dead deliveries back to pending, due now. Call it inside a transaction.
+def _reset(ids: list, statuses: tuple) -> int:
+    """Put deliveries in one of `statuses` back to pending, due now. Call it inside a transaction.
 
-    The row lock and the `status=dead` condition make this the claim: of two concurrent replays of
-    one delivery exactly one resets it. The dispatch task is enqueued once the transaction commits.
+    The row lock and the status condition make this the claim: of two concurrent replays of one
+    delivery exactly one resets it. The dispatch task is enqueued once the transaction commits.
     """
     now = timezone.now()
-    dead = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.DEAD)
+    dead = Delivery.objects.filter(id__in=ids, status__in=statuses)
     reset = list(dead.select_for_update().values_list("id", flat=True))
     count = dead.filter(id__in=reset).update(
         status=DeliveryStatus.PENDING, round_attempts=0, next_attempt_at=now, dead_reason="", dead_at=None,

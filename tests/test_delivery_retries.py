@@ -65,17 +65,24 @@ def test_retry_then_success_resigns_each_attempt(tenant, receiver, short_schedul
 
 
 def test_late_retry_carries_its_own_timestamp(tenant, receiver, short_schedule):
+    replay_time = T0 + 3 * 86400 + 7200
     with time_machine.travel(at(T0), tick=False) as clock:
         endpoint, delivery = publish(tenant, receiver, "/late", Reply(500), Reply(200))
         services.dispatch_due()
         clock.move_to(at(T0 + 7200))
         services.dispatch_due()
-    first, second = receiver.received("/late")
-    assert int(first.headers["webhook-timestamp"]) == T0
-    assert int(second.headers["webhook-timestamp"]) == T0 + 7200
-    assert first.body == second.body
-    with time_machine.travel(at(T0 + 7200 + 60), tick=False):
-        standardwebhooks.Webhook(endpoint["signing_secret"]).verify(second.body, second.headers)
+        clock.move_to(at(replay_time))
+        assert tenant.client.post(f"/v1/deliveries/{delivery.id}/replay").status_code == 202
+        services.dispatch_due()
+    first, second, replayed = receiver.received("/late")
+    assert [int(request.headers["webhook-timestamp"]) for request in (first, second, replayed)] == [
+        T0, T0 + 7200, replay_time]
+    assert first.body == second.body == replayed.body
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == replayed.headers["webhook-id"]
+    webhook = standardwebhooks.Webhook(endpoint["signing_secret"])
+    for request in (second, replayed):
+        with time_machine.travel(at(int(request.headers["webhook-timestamp"]) + 60), tick=False):
+            webhook.verify(request.body, request.headers)
 
 
 def test_always_failing_goes_dead_after_last_retry(tenant, receiver, settings):

@@ -114,17 +114,36 @@ def test_replay_signs_with_current_secret(shop, receiver, settings):
     assert not verifies(endpoint["signing_secret"], replayed)
 
 
-def test_replay_of_live_delivery_conflicts(shop, receiver):
+def test_replay_of_succeeded_delivery_resends(shop, receiver):
     shop.create_endpoint(receiver.url())
     [delivery] = deliver_in_process(shop)
     assert delivery.status == DeliveryStatus.SUCCEEDED
 
     response = shop.client.post(f"/v1/deliveries/{delivery.id}/replay")
+    services.dispatch_due(ids=[delivery.id])
+
+    assert response.status_code == 202
+    first, second = receiver.received()
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.attempt_count == 2
+
+
+def test_replay_of_waiting_delivery_conflicts(shop, receiver, settings):
+    receiver.script("/hook", Reply(500))
+    shop.create_endpoint(receiver.url())
+    [delivery] = deliver_in_process(shop)
+    assert delivery.status == DeliveryStatus.RETRYING
+
+    response = shop.client.post(f"/v1/deliveries/{delivery.id}/replay")
 
     assert response.status_code == 409
-    assert response.json()["code"] == "delivery_not_dead"
+    assert response.json()["code"] == "delivery_in_progress"
     assert response.json()["detail"] == (
-        f"delivery {delivery.id} is succeeded, not dead, and only dead deliveries can be replayed"
+        f"delivery {delivery.id} is retrying; only a dead, succeeded or cancelled delivery can be replayed, "
+        "so wait until it finishes"
     )
 
 
