@@ -22,7 +22,7 @@ def scheduled_delay(round_attempts: int) -> float:
 
 
 def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
-    """Return the delay a Retry-After value asks for, in seconds, or None when it is absent or invalid."""
+    """Return the delay a Retry-After value requests, in seconds, or None when it is absent or invalid."""
     if not value:
         return None
     value = value.strip()

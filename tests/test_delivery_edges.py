@@ -1,4 +1,4 @@
-"""Delivery edge cases against real receivers: redirects, slow and huge answers, exact bytes."""
+"""Delivery edge cases against real receivers: redirects, slow and huge responses, exact bytes."""
 
 import json
 import time

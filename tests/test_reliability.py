@@ -21,7 +21,7 @@ FAST_WORKER = {"DELIVERY_SWEEP_SECONDS": "1", "DELIVERY_TIMEOUT_SECONDS": "2", "
 
 
 def wait_for_succeeded(count: int, timeout: float = 90) -> int:
-    """Wait until `count` deliveries are recorded as succeeded; workers record after the receiver answers."""
+    """Wait until `count` deliveries are recorded as succeeded; workers record each outcome after the receiver responds."""
     deadline = time.monotonic() + timeout
     succeeded = Delivery.objects.filter(status="succeeded").count()
     while succeeded < count and time.monotonic() < deadline:
