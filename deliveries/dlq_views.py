@@ -5,11 +5,12 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from deliveries import dlq
-from deliveries.models import Delivery
+from deliveries.models import DEAD_REASONS, Delivery
 from deliveries.serializers import delivery_to_dict
 from dispatcher.fields import (
-    StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer, query_datetime, query_uuid,
+    StrictBooleanField, StrictIntegerField, StrictSerializer, query_datetime, query_uuid,
 )
+from dispatcher.problems import bad_request
 from dispatcher.views import TenantView
 from tenants.views import AdminView
 
@@ -39,7 +40,7 @@ class ReplayInputSerializer(StrictSerializer):
     endpoint_id = serializers.UUIDField(required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    reason = StrictCharField(required=False, max_length=64)
+    reason = serializers.ChoiceField(choices=DEAD_REASONS, required=False)
     limit = StrictIntegerField(required=False, min_value=1, max_value=MAX_REPLAY_LIMIT)
     dry_run = StrictBooleanField(required=False)
 
@@ -61,6 +62,14 @@ def run_bulk_replay(request, serializer_class, tenant_id=None) -> Response:
     return Response(result.as_dict())
 
 
+def query_dead_reason(request) -> str | None:
+    reason = request.query_params.get("reason") or None
+    if reason is not None and reason not in DEAD_REASONS:
+        raise bad_request(f"query parameter reason={reason[:80]!r} is invalid: use one of {list(DEAD_REASONS)}",
+                          "invalid_query")
+    return reason
+
+
 class DlqListView(TenantView):
     """GET /v1/dlq: the tenant's dead deliveries, filtered by endpoint, time of death and reason."""
 
@@ -68,7 +77,7 @@ class DlqListView(TenantView):
         selection = dlq.DlqFilter(
             tenant_id=self.tenant.id, endpoint_id=query_uuid(request, "endpoint_id"),
             since=query_datetime(request, "since"), until=query_datetime(request, "until"),
-            reason=request.query_params.get("reason") or None,
+            reason=query_dead_reason(request),
         )
         paginator = DlqPagination()
         page = paginator.paginate_queryset(dlq.dead_deliveries(selection), request, view=self)

@@ -16,6 +16,9 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# Why a delivery is dead: its retries ran out, the receiver answered 410 Gone, or the SSRF policy blocked it.
+DEAD_REASONS = ("retries_exhausted", "gone", "blocked_destination")
+
 # Statuses a worker may still act on; retention never deletes these.
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
 WAITING_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)

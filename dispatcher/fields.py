@@ -11,7 +11,18 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             raise serializers.ValidationError(f"must be a string, not {type(data).__name__}")
+        if not is_encodable(data):
+            raise serializers.ValidationError("contains an unpaired surrogate escape such as \\ud800")
         return super().to_internal_value(data)
+
+
+def is_encodable(text: str) -> bool:
+    """Return whether a string can be stored as UTF-8; JSON may carry lone surrogates that cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class StrictBooleanField(serializers.BooleanField):

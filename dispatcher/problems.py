@@ -100,6 +100,11 @@ def handler404(request, exception=None):
     return problem_response(status.HTTP_404_NOT_FOUND, "not_found", "Not found", f"no route for {request.path}")
 
 
+def handler400(request, exception=None):
+    return problem_response(400, "bad_request", "Bad request", "the request was rejected; check the Host header "
+                            "against ALLOWED_HOSTS and the request syntax")
+
+
 def handler500(request):
     logger.error("unhandled error on %s %s", request.method, request.path)
     return problem_response(500, "internal_error", "Internal server error", "unexpected error; it has been logged")

@@ -9,6 +9,7 @@ from events import views as event_views
 from tenants import views as tenant_views
 
 handler404 = "dispatcher.problems.handler404"
+handler400 = "dispatcher.problems.handler400"
 handler500 = "dispatcher.problems.handler500"
 
 urlpatterns = [

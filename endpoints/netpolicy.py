@@ -87,7 +87,11 @@ def normalize_url(raw: str) -> str:
 
     path = quote(parts.path or "/", safe=_PATH_SAFE)
     query = quote(parts.query, safe=_PATH_SAFE)
-    return f"{scheme}://{netloc}{path}?{query}" if query else f"{scheme}://{netloc}{path}"
+    normalized = f"{scheme}://{netloc}{path}?{query}" if query else f"{scheme}://{netloc}{path}"
+    # Percent-encoding can make the stored form several times longer than the input.
+    if len(normalized) > MAX_URL_LENGTH:
+        raise _invalid(f"url is longer than {MAX_URL_LENGTH} characters once percent-encoded; shorten it")
+    return normalized
 
 
 def _check_characters(raw: object) -> None:

@@ -12,6 +12,8 @@ MAX_CUSTOM_HEADERS = 20
 MAX_HEADER_VALUE_BYTES = 1024
 RESERVED_HEADER_NAMES = frozenset({
     "host", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "user-agent",
+    # The client never decompresses, so a receiver must not be invited to compress its answer.
+    "accept-encoding",
 })
 RESERVED_HEADER_PREFIXES = ("webhook-", "content-", "proxy-")
 
@@ -65,10 +67,12 @@ def _check_header_value(name: str, value) -> None:
     if not isinstance(value, str):
         raise unprocessable(f"header {name!r} must have a string value, not {type(value).__name__}",
                             "invalid_headers")
+    if not value.isascii():
+        raise unprocessable(f"header {name!r} value must be ASCII", "invalid_headers")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         raise unprocessable(f"header {name!r} contains a control character such as CR or LF", "invalid_headers")
+    if value != value.strip(" \t"):
+        raise unprocessable(f"header {name!r} value has leading or trailing whitespace; remove it", "invalid_headers")
     if len(value.encode("utf-8")) > MAX_HEADER_VALUE_BYTES:
         raise unprocessable(f"header {name!r} value is longer than {MAX_HEADER_VALUE_BYTES} bytes",
                             "invalid_headers")
-    if not value.isascii():
-        raise unprocessable(f"header {name!r} value must be ASCII", "invalid_headers")

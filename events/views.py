@@ -17,7 +17,7 @@ class EventListView(TenantView):
     def get(self, request):
         events = self.scoped(Event)
         if "type" in request.query_params:
-            events = events.filter(type=request.query_params["type"])
+            events = events.filter(type=services.query_event_type(request.query_params["type"]))
         if since := query_datetime(request, "since"):
             events = events.filter(created_at__gte=since)
         if until := query_datetime(request, "until"):

@@ -173,6 +173,10 @@ def read_body(request, tenant: Tenant) -> bytes:
     django_request = getattr(request, "_request", request)
     if hasattr(django_request, "_body"):
         body = django_request._body
+    elif "CONTENT_LENGTH" not in django_request.META and "HTTP_TRANSFER_ENCODING" in django_request.META:
+        # The WSGI server gives Django no length for a chunked body, so it would read as empty.
+        raise Problem(411, "length_required", "Length required",
+                      "send the event with a Content-Length header; chunked request bodies are not accepted")
     else:
         declared = _declared_length(django_request)
         check_payload_size(tenant, declared)

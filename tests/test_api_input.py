@@ -58,8 +58,8 @@ def test_malformed_admin_body_is_400(admin_api, db, body):
         ({"type": "a.b"}, "invalid_request"),
         ({"type": "a.b", "payload": "text"}, "invalid_request"),
         ({"type": "a.b", "payload": [1]}, "invalid_request"),
-        ({"type": "a.b", "payload": {}, "tenant": "other"}, "invalid_request"),
-        ({"type": "a.b", "payload": {}, "id": str(uuid.uuid4())}, "invalid_request"),
+        ({"type": "a.b", "payload": {}, "tenant": "other"}, "unknown_fields"),
+        ({"type": "a.b", "payload": {}, "id": str(uuid.uuid4())}, "unknown_fields"),
     ],
 )
 def test_invalid_event_is_400(tenant, body, code):
@@ -172,3 +172,77 @@ def test_admin_tenant_input_checked(admin_api, db):
                  {"name": "a", "disabled": "true"}, {"name": "a", "id": str(uuid.uuid4())}):
         assert_problem(admin_api.post("/v1/admin/tenants", body, format="json"), 400)
     assert Tenant.objects.count() == 0
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e400", b"123e9999"])
+def test_out_of_range_number_is_400(tenant, number):
+    body = b'{"type": "inf.t", "payload": {"x": ' + number + b"}}"
+    response = tenant.client.generic("POST", "/v1/events", body, content_type="application/json")
+    assert_problem(response, 400, "malformed_json")
+    assert Event.objects.count() == 0
+    assert tenant.client.get("/v1/events").status_code == 200
+
+
+def test_lone_surrogate_in_payload_is_400(tenant):
+    body = b'{"type": "sur.t", "payload": {"x": "\\ud800"}}'
+    response = tenant.client.generic("POST", "/v1/events", body, content_type="application/json")
+    assert_problem(response, 400, "malformed_json")
+    assert Event.objects.count() == 0
+
+
+def test_paired_surrogates_are_accepted(tenant):
+    body = b'{"type": "emoji.t", "payload": {"x": "\\ud83d\\ude0a"}}'
+    response = tenant.client.generic("POST", "/v1/events", body, content_type="application/json")
+    assert response.status_code == 202
+
+
+def test_lone_surrogate_in_text_fields_is_400(tenant, admin_api):
+    body = b'{"url": "http://127.0.0.1:9/", "description": "\\udfff"}'
+    assert_problem(tenant.client.generic("POST", "/v1/endpoints", body, content_type="application/json"), 400)
+    body = b'{"name": "x\\ud800"}'
+    assert_problem(admin_api.generic("POST", "/v1/admin/tenants", body, content_type="application/json"), 400)
+    assert Endpoint.objects.count() == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/events?type=a%00b", "/v1/dlq?reason=a%00b", "/v1/deliveries?status=%00",
+                                  "/v1/endpoints?x%00=1"])
+def test_nul_in_query_is_400(tenant, path):
+    assert_problem(tenant.client.get(path), 400, "invalid_query")
+
+
+@pytest.mark.parametrize("path", ["/v1/events?type=has%20space", "/v1/dlq?reason=nope"])
+def test_unknown_filter_value_is_400(tenant, path):
+    assert_problem(tenant.client.get(path), 400, "invalid_query")
+
+
+def test_unknown_replay_reason_is_400(tenant, admin_api):
+    response = tenant.client.post("/v1/dlq/replay", {"reason": "bogus"}, format="json")
+    assert_problem(response, 400)
+    assert_problem(admin_api.post("/v1/admin/dlq/replay", {"reason": "bogus"}, format="json"), 400)
+
+
+def test_url_too_long_once_encoded_is_422(tenant):
+    url = "http://127.0.0.1:9100/" + "é" * 1000
+    assert len(url) < 2048
+    response = tenant.client.post("/v1/endpoints", {"url": url}, format="json")
+    assert_problem(response, 422, "invalid_url")
+    assert Endpoint.objects.count() == 0
+
+
+def test_chunked_event_body_is_411(tenant):
+    response = tenant.client.generic("POST", "/v1/events", b"", content_type="application/json",
+                                     HTTP_TRANSFER_ENCODING="chunked")
+    assert_problem(response, 411, "length_required")
+
+
+@pytest.mark.parametrize("headers", [{"Accept-Encoding": "gzip"}, {"X-Pad": " value"}, {"X-Pad": "value\t"}])
+def test_unsafe_custom_header_is_422(tenant, headers):
+    response = tenant.client.post("/v1/endpoints", {"url": "http://127.0.0.1:9/", "headers": headers}, format="json")
+    assert_problem(response, 422, "invalid_headers")
+    assert Endpoint.objects.count() == 0
+
+
+def test_lone_surrogate_header_value_is_422(tenant):
+    body = b'{"url": "http://127.0.0.1:9/", "headers": {"X-Uni": "\\udc00"}}'
+    response = tenant.client.generic("POST", "/v1/endpoints", body, content_type="application/json")
+    assert_problem(response, 422, "invalid_headers")

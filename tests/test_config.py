@@ -53,3 +53,11 @@ def test_production_requires_secrets():
 def test_valid_settings_start():
     result = start_with(USAGE_MAX_ENDPOINTS="5", SSRF_ALLOWED_CIDRS="127.0.0.1/32,::1/128")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("SSRF_ALLOWED_CIDRS", "0.0.0.0/0"), ("DEBUG", "true")])
+def test_production_rejects_unsafe_settings(name, value):
+    result = start_with(ENVIRONMENT="production", SECRET_KEY="k" * 50, ADMIN_API_KEY="a" * 32,
+                        DISPATCHER_ENCRYPTION_KEYS="x" * 43 + "=", **{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr

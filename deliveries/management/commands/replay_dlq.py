@@ -8,6 +8,7 @@ from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from deliveries import dlq
+from deliveries.models import DEAD_REASONS
 from tenants.models import Tenant
 
 # Seconds between progress lines of a long run.
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--endpoint", help="Only deliveries to this endpoint id (UUID).")
         parser.add_argument("--since", help="Only deliveries that died at or after this ISO 8601 time.")
         parser.add_argument("--until", help="Only deliveries that died before this ISO 8601 time.")
-        parser.add_argument("--reason", help="Only deliveries with this dead reason, e.g. retries_exhausted.")
+        parser.add_argument("--reason", choices=DEAD_REASONS, help="Only deliveries with this dead reason.")
         parser.add_argument("--ids", help="Comma-separated delivery ids (UUIDs) to replay.")
         parser.add_argument("--limit", type=int, help="Maximum number of dead deliveries to select (count).")
         parser.add_argument("--dry-run", action="store_true", help="Count matching deliveries and change nothing.")
