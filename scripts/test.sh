@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/setup-venv.sh requirements-dev.txt
 
 export DATABASE_URL="${DATABASE_URL:-postgres://root@127.0.0.1:5432/dispatcher}"
-export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0}"
+export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
 python -m pytest "$@"
