@@ -183,6 +183,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Celery's Django fixup closes the database connection around every task unless this is set, so
+# each task paid for a new connection. Set high, it leaves connections to the task signals in
+# dispatcher/celery.py, which apply CONN_MAX_AGE and CONN_HEALTH_CHECKS as Django does per request.
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
