@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from deliveries import http, retry
@@ -32,9 +32,7 @@ def fan_out_pending(event_id=None) -> list:
     """Create deliveries for the given event and other events not yet fanned out; returns new delivery ids."""
     with transaction.atomic():
         events = _claim_events(event_id)
-        created = []
-        for event in events:
-            created.extend(_create_deliveries(event))
+        created = _create_deliveries(events)
         Event.objects.filter(id__in=[event.id for event in events]).update(fanned_out_at=timezone.now())
     if events:
         logger.info("fanned out %d events into %d deliveries", len(events), len(created))
@@ -49,15 +47,18 @@ def _claim_events(event_id) -> list[Event]:
     return picked
 
 
-def _create_deliveries(event: Event) -> list:
-    endpoints = endpoint_services.matching_endpoints(event.tenant_id, event.type)
+def _create_deliveries(events: list[Event]) -> list:
+    """Insert one pending delivery per event and matching endpoint, with one query per batch for each table."""
+    live = endpoint_services.live_endpoints_by_tenant({event.tenant_id for event in events})
     now = timezone.now()
     rows = [
         Delivery(
             tenant_id=event.tenant_id, event=event, endpoint=endpoint, status=DeliveryStatus.PENDING,
             next_attempt_at=now,
         )
-        for endpoint in endpoints
+        for event in events
+        for endpoint in live[event.tenant_id]
+        if endpoint_services.type_matches(endpoint.event_types, event.type)
     ]
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     return [row.id for row in rows]
@@ -79,7 +80,8 @@ def claim_due(limit: int, ids=None) -> tuple[uuid.UUID, list[Delivery]]:
             status=DeliveryStatus.IN_FLIGHT, lease_token=token, updated_at=now,
             lease_expires_at=now + dt.timedelta(seconds=settings.DELIVERY_TIMEOUT_SECONDS + settings.DELIVERY_LEASE_MARGIN_SECONDS),
         )
-    claimed = Delivery.objects.filter(lease_token=token).select_related("event", "endpoint")
+    # lease_token has no index, so the claimed rows are read back by primary key.
+    claimed = Delivery.objects.filter(id__in=picked, lease_token=token).select_related("event", "endpoint")
     return token, list(claimed)
 
 
@@ -171,12 +173,40 @@ def _build_request(delivery: Delivery, keys: list[bytes], timestamp: int) -> htt
 
 def _record(token, prepared: list[Prepared], results: list) -> None:
     now = timezone.now()
-    attempts = []
+    attempts = [_attempt_row(item.delivery, result) for item, result in zip(prepared, results)]
+    succeeded = [(item.delivery, result) for item, result in zip(prepared, results) if result.succeeded]
     with transaction.atomic():
+        _record_successes(token, succeeded, now)
         for item, result in zip(prepared, results):
-            attempts.append(_attempt_row(item.delivery, result))
-            _apply_outcome(token, item.delivery, result, now)
+            if not result.succeeded:
+                _apply_outcome(token, item.delivery, result, now)
         DeliveryAttempt.objects.bulk_create(attempts)
+
+
+def _record_successes(token, succeeded: list[tuple[Delivery, http.AttemptResult]], now: dt.datetime) -> None:
+    """Mark succeeded deliveries with one UPDATE per status code rather than one per delivery.
+
+    The counters are incremented in SQL: while this worker holds the lease no other writer
+    changes them, so the result equals the per-row values `_apply_outcome` would write.
+    """
+    ids_by_status: dict[int, list] = {}
+    for delivery, result in succeeded:
+        ids_by_status.setdefault(result.status_code, []).append(delivery.id)
+    for status_code, ids in ids_by_status.items():
+        updated = Delivery.objects.filter(id__in=ids, lease_token=token).update(
+            status=DeliveryStatus.SUCCEEDED, succeeded_at=now, next_attempt_at=None, last_error="",
+            attempt_count=F("attempt_count") + 1, round_attempts=F("round_attempts") + 1,
+            last_status_code=status_code, lease_token=None, lease_expires_at=None, updated_at=now,
+        )
+        if updated < len(ids):
+            _log_lost_leases(ids, now)
+
+
+def _log_lost_leases(ids: list, now: dt.datetime) -> None:
+    recorded = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SUCCEEDED, succeeded_at=now)
+    lost = set(ids) - set(recorded.values_list("id", flat=True))
+    for delivery_id in sorted(lost, key=str):
+        logger.warning("delivery %s lease was lost before its outcome was recorded", delivery_id)
 
 
 def _attempt_row(delivery: Delivery, result) -> DeliveryAttempt:

@@ -31,6 +31,15 @@ def matching_endpoints(tenant_id, event_type: str) -> list[Endpoint]:
     return [endpoint for endpoint in live.only("id", "event_types") if type_matches(endpoint.event_types, event_type)]
 
 
+def live_endpoints_by_tenant(tenant_ids) -> dict:
+    """Return the enabled, undeleted endpoints of each tenant, read with one query for all of them."""
+    by_tenant: dict = {tenant_id: [] for tenant_id in tenant_ids}
+    live = Endpoint.objects.filter(tenant_id__in=list(tenant_ids), enabled=True, deleted_at__isnull=True)
+    for endpoint in live.only("id", "tenant_id", "event_types"):
+        by_tenant[endpoint.tenant_id].append(endpoint)
+    return by_tenant
+
+
 @transaction.atomic
 def create_endpoint(tenant: Tenant, data: dict, signing_secret: str | None) -> tuple[Endpoint, str]:
     """Create an endpoint and its first secret; returns the plaintext secret for the create response."""
