@@ -36,9 +36,14 @@ if not DISPATCHER_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("DISPATCHER_ENCRYPTION_KEYS is missing: it is required when ENVIRONMENT=production")
 
 DEBUG = config.read_bool("DEBUG", ENVIRONMENT == "development")
+if IS_PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG=true is not allowed when ENVIRONMENT=production: debug pages expose settings")
 ALLOWED_HOSTS = config.read_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 SECURE_SSL_REDIRECT = config.read_bool("SECURE_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# In production the admin is reached over HTTPS through the proxy, so its cookies never travel in clear.
+SESSION_COOKIE_SECURE = IS_PRODUCTION
+CSRF_COOKIE_SECURE = IS_PRODUCTION
 
 # Retention, in days per kind of row.
 SECRET_ROTATION_OVERLAP_DAYS = config.read_int("SECRET_ROTATION_OVERLAP_DAYS", 7, maximum=365)
@@ -57,9 +62,9 @@ USAGE_MAX_FANOUT_ENDPOINTS = config.read_int("USAGE_MAX_FANOUT_ENDPOINTS", 100)
 USAGE_DEFERRED_ATTEMPT_SECONDS = config.read_int("USAGE_DEFERRED_ATTEMPT_SECONDS", 60, minimum=1, maximum=3600)
 
 # Rate limits, in requests per fixed window; tenants may override each one.
-RATE_LIMIT_EVENTS_PER_MINUTE = config.read_int("RATE_LIMIT_EVENTS_PER_MINUTE", 60)
-RATE_LIMIT_ENDPOINT_CREATES_PER_HOUR = config.read_int("RATE_LIMIT_ENDPOINT_CREATES_PER_HOUR", 30)
-RATE_LIMIT_ADMIN_REQUESTS_PER_MINUTE = config.read_int("RATE_LIMIT_ADMIN_REQUESTS_PER_MINUTE", 120)
+RATE_LIMIT_EVENTS_PER_MINUTE = config.read_int("RATE_LIMIT_EVENTS_PER_MINUTE", 60, minimum=1)
+RATE_LIMIT_ENDPOINT_CREATES_PER_HOUR = config.read_int("RATE_LIMIT_ENDPOINT_CREATES_PER_HOUR", 30, minimum=1)
+RATE_LIMIT_ADMIN_REQUESTS_PER_MINUTE = config.read_int("RATE_LIMIT_ADMIN_REQUESTS_PER_MINUTE", 120, minimum=1)
 
 # Delivery: retries after the first attempt, and the seconds before each retry (the last repeats).
 DELIVERY_MAX_RETRIES = config.read_int("DELIVERY_MAX_RETRIES", 5, maximum=100)
@@ -72,6 +77,11 @@ if DELIVERY_CONNECT_TIMEOUT_SECONDS > DELIVERY_TIMEOUT_SECONDS:
         f"DELIVERY_TIMEOUT_SECONDS={DELIVERY_TIMEOUT_SECONDS}"
     )
 SSRF_ALLOWED_CIDRS = config.read_cidrs("SSRF_ALLOWED_CIDRS")
+if IS_PRODUCTION and SSRF_ALLOWED_CIDRS:
+    raise ImproperlyConfigured(
+        "SSRF_ALLOWED_CIDRS is set while ENVIRONMENT=production: it lets deliveries reach private networks and is "
+        "for development and tests only; unset it"
+    )
 IDEMPOTENCY_KEY_TTL_HOURS = config.read_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
 
 # Deliveries one worker task claims and sends concurrently.
@@ -99,6 +109,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dispatcher.middleware.RejectNulQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
