@@ -93,17 +93,38 @@ class Service:
             raise RuntimeError(f"{self.name} exited with code {self.process.returncode}; see {self.log_path}")
 
 
-def group_memory_kib(pgid: int) -> dict[str, int]:
-    """Sum the current (VmRSS) and peak (VmHWM) resident memory of every process in a group, in KiB."""
-    totals = {"rss_kib": 0, "peak_rss_kib": 0, "processes": 0}
+def group_pids(pgid: int) -> list[int]:
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.getpgid(int(entry.name)) != pgid:
-                continue
-            status = (entry / "status").read_text()
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            if os.getpgid(int(entry.name)) == pgid:
+                pids.append(int(entry.name))
+        except ProcessLookupError:
+            continue
+    return pids
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """Sum the user and system CPU time used so far by every live process in a group, in seconds."""
+    ticks = 0
+    for pid in group_pids(pgid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime and stime, see proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def group_memory_kib(pgid: int) -> dict[str, int]:
+    """Sum the current (VmRSS) and peak (VmHWM) resident memory of every process in a group, in KiB."""
+    totals = {"rss_kib": 0, "peak_rss_kib": 0, "processes": 0}
+    for pid in group_pids(pgid):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         totals["rss_kib"] += int(fields.get("VmRSS", "0 kB").split()[0])

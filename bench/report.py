@@ -40,6 +40,10 @@ def _number(value, unit: str = "") -> str:
     return f"{value:,.0f}{unit}" if value >= 100 else f"{value:,.1f}{unit}"
 
 
+def _milliseconds(value) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
 def table_rows(results: dict) -> list[tuple[str, str, str]]:
     """Return (figure, value, comparison) rows for the printed table."""
     baseline = results.get("baseline", {})
@@ -51,8 +55,9 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
     insert_rate = baseline.get("insert_app", {}).get("rate_per_second")
     receiver_rate = baseline.get("raw_receiver", {}).get("rate_per_second")
 
+    insert_cpu = baseline.get("insert_app", {}).get("server_cpu_ms_per_request")
     rows = [
-        ("baseline insert app", _number(insert_rate, " req/s"), ""),
+        ("baseline insert app", _number(insert_rate, " req/s"), f"server CPU {_milliseconds(insert_cpu)}/request"),
         ("baseline raw receiver", _number(receiver_rate, " req/s"), ""),
     ]
     for name in ("fanout_1", "fanout_10"):
@@ -60,16 +65,20 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
         latency = phase.get("latency_ms", {})
         rows.append((f"ingest {name.replace('_', ' ')}", _number(phase.get("rate_per_second"), " events/s"),
                      f"{_ratio(phase.get('rate_per_second'), insert_rate)} of insert app; "
-                     f"p50 {_number(latency.get('p50'), ' ms')}, p99 {_number(latency.get('p99'), ' ms')}"))
+                     f"p50 {_number(latency.get('p50'), ' ms')}, p99 {_number(latency.get('p99'), ' ms')}; "
+                     f"server CPU {_milliseconds(phase.get('server_cpu_ms_per_request'))}/request"))
     rows.append(("drain after ingest", _number(results.get("drain", {}).get("rate_per_second"), " deliveries/s"),
                  "fan-out and delivery of the ingest backlog"))
     rows.append(("delivery", _number(delivery.get("rate_per_second"), " deliveries/s"),
                  f"{_ratio(delivery.get('rate_per_second'), receiver_rate)} of raw receiver; "
-                 f"{delivery.get('backlog', 0):,} pre-loaded"))
+                 f"{delivery.get('backlog', 0):,} pre-loaded; "
+                 f"worker CPU {_milliseconds(delivery.get('worker_cpu_ms_per_delivery'))}/delivery"))
     latency = e2e.get("latency_ms", {})
     rows.append(("end-to-end latency", f"p50 {_number(latency.get('p50'), ' ms')}",
                  f"p95 {_number(latency.get('p95'), ' ms')}, p99 {_number(latency.get('p99'), ' ms')} "
-                 f"at {_number(e2e.get('rate_per_second'), ' events/s')}"))
+                 f"at {_number(e2e.get('rate_per_second'), ' events/s')}; CPU/event "
+                 f"API {_milliseconds(e2e.get('api_cpu_ms_per_event'))}, "
+                 f"worker {_milliseconds(e2e.get('worker_cpu_ms_per_event'))}"))
     start, end = memory.get("start", {}), memory.get("end", {})
     rows.append(("worker peak RSS", f"{start.get('peak_rss_kib', 0) / 1024:,.0f} MiB at start",
                  f"{end.get('peak_rss_kib', 0) / 1024:,.0f} MiB at end ({memory.get('growth', 0):+.1%})"))

@@ -1,8 +1,8 @@
 """Benchmark Praeto Dispatcher on loopback: ingest, delivery, end-to-end latency and a ledger.
 
-    .venv/bin/python bench/run.py              # full run, about 5 minutes on 2 cores
-    .venv/bin/python bench/run.py --smoke      # tens of seconds; exits 1 when the ledger is VOID
-    .venv/bin/python bench/run.py --soak 600   # a 10-minute end-to-end phase for memory growth
+    .venv/bin/python bench/run.py                            # full run, about 5 minutes on 2 cores
+    .venv/bin/python bench/run.py --smoke                    # about 40 s; exits 1 when the ledger is VOID
+    .venv/bin/python bench/run.py --soak 600 --e2e-rate 60   # 10 minutes end to end, for memory growth
 
 One run recreates its own PostgreSQL database and empties its own Redis database, starts the
 receiver, the baseline insert app, the API under gunicorn, Celery beat and a worker, measures
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench import report, stack  # noqa: E402
 from bench.ledger import Ledger, first_arrivals  # noqa: E402
 from bench.loadgen import percentile  # noqa: E402
-from bench.processes import group_memory_kib  # noqa: E402
+from bench.processes import group_cpu_seconds, group_memory_kib  # noqa: E402
 
 logger = logging.getLogger("bench")
 
@@ -52,7 +52,7 @@ class Plan:
 
 def make_plan(args) -> Plan:
     if args.smoke:
-        return Plan(duration=2, warmup=0.5, max_requests=1500, concurrency=16, backlog=300, e2e_seconds=3,
+        return Plan(duration=2, warmup=0.5, max_requests=5000, concurrency=16, backlog=300, e2e_seconds=3,
                     e2e_max_rate=40, drain_timeout=45)
     e2e_seconds = args.soak or args.duration * 2
     return Plan(duration=args.duration, warmup=2, max_requests=args.max_requests, concurrency=args.concurrency,
@@ -68,6 +68,7 @@ class Run:
         self.log_dir = RESULTS_DIR / f"{stamp}-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = stack.service_env(args.database_url, args.broker_url)
+        self.env["DELIVERY_BATCH_SIZE"] = str(args.batch_size)
         self.stack = stack.Stack(self.env, self.log_dir, args.web_workers, args.worker_concurrency)
         self.ledger = Ledger()
         mode = "full"
@@ -77,7 +78,8 @@ class Run:
             mode = "soak"
         self.results: dict = {"mode": mode, "started_at": stamp, "machine": report.machine(), "plan": plan.__dict__,
                               "settings": {"web_workers": args.web_workers,
-                                           "worker_concurrency": args.worker_concurrency}}
+                                           "worker_concurrency": args.worker_concurrency,
+                                           "delivery_batch_size": args.batch_size}}
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -109,7 +111,9 @@ class Run:
         self._create_baseline_table()
         port = self.stack.start_web("baseline", "bench.baseline_app:application",
                                     {"BENCH_BASELINE_DSN": self.args.database_url})
+        cpu_before = self.cpu_seconds("baseline")
         insert_app = self.load_closed(f"http://127.0.0.1:{port}/events", "event", "")
+        insert_app["server_cpu_ms_per_request"] = self.cpu_ms_per_item("baseline", cpu_before, insert_app["sent"])
         self.stack.stop("baseline")
         raw = self.load_closed(f"http://127.0.0.1:{self.receiver_port}/raw/0", "signed", "")
         self.results["baseline"] = {"insert_app": _without_ids(insert_app), "raw_receiver": _without_ids(raw)}
@@ -127,7 +131,9 @@ class Run:
         ingest = {}
         for name, tenant in (("fanout_1", self.fanout_1), ("fanout_10", self.fanout_10)):
             logger.info("ingest: %s", name)
+            cpu_before = self.cpu_seconds("api")
             summary = self.load_closed(self.api_url, "event", tenant.api_key)
+            summary["server_cpu_ms_per_request"] = self.cpu_ms_per_item("api", cpu_before, summary["sent"])
             self.ledger.expect([event_id for event_id, _ in summary["accepted"]], tenant.paths)
             ingest[name] = _without_ids(summary)
         self.results["ingest"] = ingest
@@ -147,29 +153,38 @@ class Run:
         self.freeze_workers()
         event_ids = self.fixtures.preload_backlog(self.fanout_1, self.plan.backlog)
         self.ledger.expect(event_ids, self.fanout_1.paths[:1])
+        cpu_before = self.cpu_seconds("worker")
         self.resume_workers()
         seconds = self.wait_drained()
-        self.results["delivery"] = dict(_rate_entry(self.plan.backlog, seconds), backlog=self.plan.backlog)
+        worker_cpu = self.cpu_ms_per_item("worker", cpu_before, self.plan.backlog)
+        self.results["delivery"] = dict(_rate_entry(self.plan.backlog, seconds), backlog=self.plan.backlog,
+                                        worker_cpu_ms_per_delivery=worker_cpu)
 
     def run_end_to_end(self) -> None:
         """Send events at half the measured capacity on a fixed schedule and time each arrival."""
         rate = self.half_capacity()
         logger.info("end to end: %.0f events/s for %.0f s", rate, self.plan.e2e_seconds)
+        cpu_before = {name: self.cpu_seconds(name) for name in ("api", "worker")}
         summary = self.load_open(rate)
         self.ledger.expect([event_id for event_id, _ in summary["accepted"]], self.fanout_1.paths)
         self.wait_drained()
+        accepted = len(summary["accepted"])
+        cpu = {f"{name}_cpu_ms_per_event": self.cpu_ms_per_item(name, before, accepted)
+               for name, before in cpu_before.items()}
         arrivals = first_arrivals(self.receiver_records())
         path = self.fanout_1.paths[0]
         latencies = [(arrivals[(event_id, path)] - scheduled) * 1000
                      for event_id, scheduled in summary["accepted"] if (event_id, path) in arrivals]
         self.results["end_to_end"] = {
-            "rate_per_second": rate, "seconds": self.plan.e2e_seconds, "accepted": len(summary["accepted"]),
+            "rate_per_second": rate, "seconds": self.plan.e2e_seconds, "accepted": accepted, **cpu,
             "errors": summary["errors"], "api_latency_ms": summary["latency_ms"],
             "latency_ms": {name: percentile(latencies, fraction)
                            for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))},
         }
 
     def half_capacity(self) -> float:
+        if self.args.e2e_rate:
+            return self.args.e2e_rate
         delivery = self.results["delivery"]["rate_per_second"]
         ingest = self.results["ingest"]["fanout_1"]["rate_per_second"]
         return min(self.plan.e2e_max_rate, delivery / 2, ingest / 2)
@@ -252,7 +267,16 @@ class Run:
             lines = response.read().decode().splitlines()
         return [tuple(json.loads(line)) for line in lines if line]
 
-    # --- workers -------------------------------------------------------------------------------
+    # --- workers and CPU time ------------------------------------------------------------------
+
+    def cpu_seconds(self, name: str) -> float:
+        return group_cpu_seconds(self.stack.services[name].pid)
+
+    def cpu_ms_per_item(self, name: str, before: float, items: int) -> float | None:
+        """Return the CPU milliseconds a service used per item since `before` (its CPU seconds then)."""
+        if not items:
+            return None
+        return (self.cpu_seconds(name) - before) * 1000 / items
 
     def worker_memory(self) -> dict:
         return group_memory_kib(self.worker.pid)
@@ -324,8 +348,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, default=20000, help="deliveries pre-loaded for the delivery phase")
     parser.add_argument("--max-requests", type=int, default=30000, help="requests one saturation phase sends at most")
     parser.add_argument("--concurrency", type=int, default=64, help="connections of the saturating load generator")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes of the API and baseline")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes of the API and baseline")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker pool processes")
+    parser.add_argument("--batch-size", type=int, default=200,
+                        help="DELIVERY_BATCH_SIZE of the run: deliveries one worker task claims and sends")
+    parser.add_argument("--e2e-rate", type=float, default=0,
+                        help="events per second of the end-to-end phase instead of half the measured capacity")
     parser.add_argument("--database-url", default="postgres://root@127.0.0.1:5432/bench",
                         help="PostgreSQL database the run drops and recreates (its name must contain 'bench')")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9",
@@ -335,6 +363,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # django.setup() later applies the service's LOGGING, whose root level is LOG_LEVEL=WARNING.
+    logger.setLevel(logging.INFO)
     args = parse_args()
     stack.database_name(args.database_url)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
