@@ -2,30 +2,31 @@
 
 It checks that every accepted event's deliveries reach the receiver exactly once, not a speed.
 The run gets its own PostgreSQL database and Redis database, derived from the suite's
-DATABASE_URL and CELERY_BROKER_URL, because it drops and empties both.
+DATABASE_URL and CELERY_BROKER_URL settings (the environment or the test defaults), because it
+drops and empties both.
 """
 
-import os
 import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_TIMEOUT_SECONDS = 150
-SMOKE_REDIS_DB = 15  # 14 when the suite itself uses 15
+SMOKE_REDIS_DB = 14  # 13 when the suite itself uses 14
 
 
 def smoke_database_url() -> str:
-    url = urllib.parse.urlsplit(os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/dispatcher"))
+    url = urllib.parse.urlsplit(settings.DATABASE_URL)
     name = url.path.lstrip("/") or "dispatcher"
     return url._replace(path=f"/{name}_bench_smoke").geturl()
 
 
 def smoke_broker_url() -> str:
-    url = urllib.parse.urlsplit(os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    url = urllib.parse.urlsplit(settings.CELERY_BROKER_URL)
     suite_db = url.path.lstrip("/") or "0"
     smoke_db = SMOKE_REDIS_DB if suite_db != str(SMOKE_REDIS_DB) else SMOKE_REDIS_DB - 1
     return url._replace(path=f"/{smoke_db}").geturl()
