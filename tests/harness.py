@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from deliveries.models import Delivery
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -192,3 +194,13 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text()
+
+
+def wait_for_succeeded(count: int, timeout: float = 90) -> int:
+    """Wait until `count` deliveries are recorded as succeeded; workers record each outcome after the receiver responds."""
+    deadline = time.monotonic() + timeout
+    succeeded = Delivery.objects.filter(status="succeeded").count()
+    while succeeded < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        succeeded = Delivery.objects.filter(status="succeeded").count()
+    return succeeded

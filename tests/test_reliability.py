@@ -11,23 +11,13 @@ from deliveries.models import Delivery
 from dispatcher.celery import app
 from events import services as event_services
 from events.models import Event
-from tests.harness import Reply
+from tests.harness import Reply, wait_for_succeeded
 from tests.receivers import RawReceiver, delayed, respond
 
 # Limits high enough that these tests measure the pipeline, not the rate limiter.
 UNLIMITED = {"events_per_minute": 100_000, "monthly_event_limit": 1_000_000, "monthly_attempt_limit": 1_000_000}
 FAST_WORKER = {"DELIVERY_SWEEP_SECONDS": "1", "DELIVERY_TIMEOUT_SECONDS": "2", "DELIVERY_CONNECT_TIMEOUT_SECONDS": "1",
                "DELIVERY_LEASE_MARGIN_SECONDS": "1", "DELIVERY_RETRY_SCHEDULE": "1"}
-
-
-def wait_for_succeeded(count: int, timeout: float = 90) -> int:
-    """Wait until `count` deliveries are recorded as succeeded; workers record each outcome after the receiver responds."""
-    deadline = time.monotonic() + timeout
-    succeeded = Delivery.objects.filter(status="succeeded").count()
-    while succeeded < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-        succeeded = Delivery.objects.filter(status="succeeded").count()
-    return succeeded
 
 
 def queued_messages(broker) -> int:
