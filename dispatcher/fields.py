@@ -1,7 +1,9 @@
 """Serializer plumbing that rejects wrong JSON types and unknown fields instead of coercing them."""
 
+import datetime as dt
 import uuid
 
+from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
 from dispatcher.problems import bad_request, not_found
@@ -73,21 +75,25 @@ def query_uuid(request, name: str) -> uuid.UUID | None:
         raise bad_request(f"query parameter {name}={value!r} is not a UUID", "invalid_query") from None
 
 
-def query_datetime(request, name: str):
-    """Parse an ISO 8601 query parameter; a value without a zone is taken as UTC."""
-    from django.utils import timezone
-    from django.utils.dateparse import parse_date, parse_datetime
-
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
+def parse_instant(value: str) -> dt.datetime | None:
+    """Parse an ISO 8601 time or date; a value without a zone is taken as UTC. Returns None when malformed."""
     try:
         parsed = parse_datetime(value)
         if parsed is None and (day := parse_date(value)) is not None:
-            parsed = timezone.datetime(day.year, day.month, day.day)
+            parsed = dt.datetime(day.year, day.month, day.day)
     except ValueError:
-        parsed = None
+        return None
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def query_datetime(request, name: str) -> dt.datetime | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    parsed = parse_instant(value)
     if parsed is None:
         raise bad_request(f"query parameter {name}={value!r} is not an ISO 8601 time such as 2026-01-31T12:00:00Z",
                           "invalid_query")
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)
+    return parsed

@@ -186,10 +186,18 @@ if BROKER_IS_FILESYSTEM:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # Seconds between looks at the folder; kombu's default of 1 s made a burst of events drain slowly.
+        "polling_interval": 0.1,
     }
 else:
     # No task uses a countdown near this, so unacked messages are restored only after a real loss.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # Seconds to wait on a Redis that accepts connections but does not answer, so an enqueue
+        # after commit fails and leaves the work to the sweep instead of hanging the API request.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

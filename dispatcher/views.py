@@ -54,6 +54,10 @@ def _check_broker() -> str:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
+            # Connecting alone proves little: a wedged Redis accepts connections and never answers.
+            client = getattr(conn.default_channel, "client", None)
+            if client is not None:
+                client.ping()
     except Exception as error:  # noqa: BLE001 - any transport error means the check failed
         logger.warning("health: broker check failed: %s", error)
         return "failed"

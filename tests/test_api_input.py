@@ -246,3 +246,11 @@ def test_lone_surrogate_header_value_is_422(tenant):
     body = b'{"url": "http://127.0.0.1:9/", "headers": {"X-Uni": "\\udc00"}}'
     response = tenant.client.generic("POST", "/v1/endpoints", body, content_type="application/json")
     assert_problem(response, 422, "invalid_headers")
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/dlq", "/v1/deliveries"])
+@pytest.mark.parametrize("value", ["2026-12-04", "2026-12-04T10:00:00", "2026-12-04T10:00:00%2B05:00",
+                                   "2026-12-04T10:00:00Z"])
+def test_date_and_zoneless_filters_accepted(tenant, path, value):
+    response = tenant.client.get(f"{path}?since={value}&until={value}")
+    assert response.status_code == 200, response.content

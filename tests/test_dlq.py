@@ -1,6 +1,7 @@
 """The dead-letter queue: listing, single and bulk replay from the API, the command and a real worker."""
 
 import datetime as dt
+import io
 import threading
 import time
 
@@ -286,6 +287,15 @@ def test_command_requires_scope(shop):
         call_command("replay_dlq", "--all-tenants", "--since", "2026-13-45T00:00:00Z")
     with pytest.raises(CommandError, match="--limit=0 is invalid"):
         call_command("replay_dlq", "--all-tenants", "--limit", "0")
+    with pytest.raises(CommandError, match="--ids is empty"):
+        call_command("replay_dlq", "--all-tenants", "--ids", "")
+    with pytest.raises(CommandError, match="--ids is empty"):
+        call_command("replay_dlq", "--all-tenants", "--ids", " , ")
+
+
+def test_command_takes_dates_as_utc(shop):
+    call_command("replay_dlq", "--all-tenants", "--since", "2026-01-31", "--until", "2026-02-01T00:00:00",
+                 "--dry-run", stdout=io.StringIO())
 
 
 def test_command_replays_a_tenant(shop, make_tenant, receiver, settings, capsys):

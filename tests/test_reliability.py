@@ -1,5 +1,7 @@
 """Nothing is lost when the broker drops messages, a worker dies or a request rolls back."""
 
+import contextlib
+import socket
 import threading
 import time
 
@@ -123,24 +125,79 @@ def test_enqueue_happens_only_after_commit(tenant, broker, django_capture_on_com
     assert queued_messages(broker) == 1
 
 
-@pytest.fixture
-def broker_down():
-    """Point the Celery app at a port where nothing listens, then put back the original pools untouched."""
-    original = (app.conf.broker_url, app._pool, app.amqp._producer_pool)
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
+@contextlib.contextmanager
+def broker_at(url: str):
+    """Send this process's enqueues to `url`, then restore the original broker and pools untouched.
+
+    Celery reads the publish address from `broker_write_url`; the namespaced Django setting shadows
+    a change to `broker_url`.
+    """
+    original = (app.conf.broker_write_url, app._pool, app.amqp._producer_pool)
+    app.conf.broker_write_url = url
     app._pool = None
     app.amqp._producer_pool = None
-    yield
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = original
+    try:
+        yield
+    finally:
+        app.conf.broker_write_url, app._pool, app.amqp._producer_pool = original
+
+
+@pytest.fixture
+def broker_down():
+    """Point enqueues at a port where nothing listens."""
+    with broker_at("redis://127.0.0.1:1/0"):
+        yield
+
+
+@pytest.fixture
+def silent_broker():
+    """A listener that accepts connections and never answers, as a wedged Redis would."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    with broker_at(f"redis://127.0.0.1:{listener.getsockname()[1]}/0"):
+        yield
+    stop.set()
+    thread.join(1)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_silent_broker_does_not_hang_the_api(tenant, silent_broker):
+    started = time.monotonic()
+    response = tenant.send_event()
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202
+    assert elapsed < 10
+    assert Event.objects.filter(id=response.json()["id"], fanned_out_at__isnull=True).exists()
+
+    started = time.monotonic()
+    health = tenant.client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["checks"]["broker"] == "failed"
+    assert time.monotonic() - started < 10
 
 
 @pytest.mark.slow
-def test_event_survives_broker_outage(make_tenant, receiver, start_worker, broker_down):
+def test_event_survives_broker_outage(make_tenant, receiver, broker, start_worker, broker_down):
     tenant = make_tenant("shop", **UNLIMITED)
     tenant.create_endpoint(receiver.url("/late"))
     response = tenant.send_event()
     assert response.status_code == 202
     assert Event.objects.filter(id=response.json()["id"], fanned_out_at__isnull=True).exists()
+    assert queued_messages(broker) == 0
 
     start_worker(env=FAST_WORKER, beat=True)
     (request,) = receiver.wait_for(1, timeout=60)

@@ -5,10 +5,10 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
-from django.utils.dateparse import parse_datetime
 
 from deliveries import dlq
 from deliveries.models import DEAD_REASONS
+from dispatcher.fields import parse_instant
 from tenants.models import Tenant
 
 # Seconds between progress lines of a long run.
@@ -23,12 +23,10 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 def _instant(value: str):
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise CommandError(f"{value!r} is not an ISO 8601 time with a zone, such as 2026-01-31T12:00:00Z")
+    parsed = parse_instant(value)
+    if parsed is None:
+        raise CommandError(f"{value!r} is not an ISO 8601 time or date, such as 2026-01-31T12:00:00Z; "
+                           "a value without a zone is taken as UTC")
     return parsed
 
 
@@ -70,7 +68,12 @@ class Command(BaseCommand):
             tenant_id = _uuid(options["tenant"])
             if not Tenant.objects.filter(id=tenant_id).exists():
                 raise CommandError(f"tenant {tenant_id} not found")
-        ids = [_uuid(part.strip()) for part in options["ids"].split(",") if part.strip()] if options["ids"] else None
+        ids = None
+        if options["ids"] is not None:
+            ids = [_uuid(part.strip()) for part in options["ids"].split(",") if part.strip()]
+            if not ids:
+                # An empty --ids "$IDS" must not widen the selection to every dead delivery.
+                raise CommandError("--ids is empty: give comma-separated delivery ids, or leave the option out")
         return dlq.DlqFilter(
             tenant_id=tenant_id,
             endpoint_id=_uuid(options["endpoint"]) if options["endpoint"] else None,
