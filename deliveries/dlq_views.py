@@ -10,8 +10,9 @@ from deliveries.serializers import delivery_to_dict
 from dispatcher.fields import (
     StrictBooleanField, StrictIntegerField, StrictSerializer, query_datetime, query_uuid,
 )
-from dispatcher.problems import bad_request
+from dispatcher.problems import bad_request, not_found
 from dispatcher.views import TenantView
+from tenants.models import Tenant
 from tenants.views import AdminView
 
 # Dead deliveries one bulk-replay request selects when it sends no `limit`.
@@ -47,6 +48,11 @@ class ReplayInputSerializer(StrictSerializer):
 
 class AdminReplayInputSerializer(ReplayInputSerializer):
     tenant_id = serializers.UUIDField(required=False)
+
+    def validate_tenant_id(self, value):
+        if not Tenant.objects.filter(id=value).exists():
+            raise not_found(f"tenant {value} not found")
+        return value
 
 
 def run_bulk_replay(request, serializer_class, tenant_id=None) -> Response:

@@ -388,3 +388,10 @@ def _wait_for_status(status: str, timeout: float = 30) -> Delivery:
             return found
         time.sleep(0.1)
     raise AssertionError(f"no delivery reached {status} in {timeout} s: {list(Delivery.objects.values('status'))}")
+
+
+def test_admin_replay_unknown_tenant_is_404(admin_api, db):
+    response = admin_api.post("/v1/admin/dlq/replay", {"tenant_id": "00000000-0000-0000-0000-000000000000"},
+                              format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
