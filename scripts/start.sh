@@ -18,7 +18,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-gunicorn dispatcher.wsgi --bind "127.0.0.1:${PORT}" --workers "${WEB_CONCURRENCY:-2}" --access-logfile - &
+gunicorn dispatcher.wsgi --bind "127.0.0.1:${PORT}" --workers "${WEB_CONCURRENCY:-4}" --access-logfile - &
 pids+=($!)
 celery -A dispatcher worker --concurrency "${WORKER_CONCURRENCY:-2}" --loglevel info &
 pids+=($!)
