@@ -25,6 +25,8 @@ FAN_OUT_BATCH_SIZE = 100
 MAX_DISPATCH_TASKS_PER_SWEEP = 8
 # Seconds an accepted event may wait for its fan-out message before the sweep sends another.
 FAN_OUT_GRACE_SECONDS = 5
+# last_error of a delivery whose worker died while it was in flight.
+LOST_ATTEMPT_ERROR = "worker lost during the attempt; outcome unknown"
 RESERVED_HEADERS_SENT = ("content-type", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 
@@ -256,12 +258,24 @@ def _dead(reason: str, now: dt.datetime) -> dict:
 
 
 def release_expired_leases() -> int:
-    """Put in-flight deliveries whose worker vanished back in the queue, due now."""
+    """Put in-flight deliveries whose worker vanished back in the queue, due now.
+
+    The lost attempt counts against the retry budget, as its request may have been sent. So a
+    delivery that kills its worker every time (a poison message) goes dead instead of looping.
+    """
     now = timezone.now()
-    return Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lte=now).update(
-        status=Case(When(attempt_count=0, then=Value(DeliveryStatus.PENDING)), default=Value(DeliveryStatus.RETRYING)),
-        next_attempt_at=now, lease_token=None, lease_expires_at=None, updated_at=now,
+    expired = Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lte=now)
+    lost = {
+        "attempt_count": F("attempt_count") + 1, "round_attempts": F("round_attempts") + 1,
+        "last_status_code": None, "last_error": LOST_ATTEMPT_ERROR,
+        "lease_token": None, "lease_expires_at": None, "updated_at": now,
+    }
+    exhausted = expired.filter(round_attempts__gte=settings.DELIVERY_MAX_RETRIES).update(
+        **lost, **_dead("retries_exhausted", now),
     )
+    if exhausted:
+        logger.warning("%d deliveries dead after their worker was lost on the last attempt", exhausted)
+    return exhausted + expired.update(**lost, status=DeliveryStatus.RETRYING, next_attempt_at=now)
 
 
 def sweep() -> dict:

@@ -1,12 +1,15 @@
 """Nothing is lost when the broker drops messages, a worker dies or a request rolls back."""
 
 import contextlib
+import datetime as dt
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from deliveries import services
 from deliveries.models import Delivery
@@ -202,3 +205,34 @@ def test_event_survives_broker_outage(make_tenant, receiver, broker, start_worke
     start_worker(env=FAST_WORKER, beat=True)
     (request,) = receiver.wait_for(1, timeout=60)
     assert request.headers["webhook-id"] == response.json()["id"]
+
+
+def expire_lease(delivery: Delivery, round_attempts: int) -> None:
+    Delivery.objects.filter(id=delivery.id).update(
+        status="in_flight", round_attempts=round_attempts, attempt_count=round_attempts,
+        lease_token=uuid.uuid4(), lease_expires_at=timezone.now() - dt.timedelta(seconds=1),
+    )
+
+
+def test_lost_attempt_counts_against_budget(tenant, receiver, settings):
+    settings.DELIVERY_MAX_RETRIES = 2
+    tenant.create_endpoint(receiver.url("/lost"))
+    tenant.send_event()
+    services.fan_out_pending()
+    delivery = Delivery.objects.get()
+
+    expire_lease(delivery, round_attempts=0)
+    assert services.release_expired_leases() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "retrying"
+    assert delivery.attempt_count == 1
+    assert delivery.last_error == services.LOST_ATTEMPT_ERROR
+    assert delivery.next_attempt_at <= timezone.now()
+
+    expire_lease(delivery, round_attempts=2)
+    assert services.release_expired_leases() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "dead"
+    assert delivery.dead_reason == "retries_exhausted"
+    assert delivery.attempt_count == 3
+    assert receiver.received() == []
