@@ -102,7 +102,7 @@ def dispatch_due(limit: int | None = None, ids=None) -> int:
     sendable = _defer_over_attempt_quota(token, sendable)
     prepared = _prepare(sendable)
     # NOTE: outcomes are recorded when the slowest request of the batch ends, so one receiver that
-    # runs to DELIVERY_TIMEOUT_SECONDS holds this pool process that long; size worker concurrency
+    # runs to DELIVERY_TIMEOUT_SECONDS keeps this pool process busy that long; size worker concurrency
     # for the slow receivers expected at once.
     results = http.send_many([item.request for item in prepared])
     _record(token, prepared, results)

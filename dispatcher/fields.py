@@ -42,7 +42,7 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class StrictSerializer(serializers.Serializer):
-    """A serializer that answers 400 for a body that is not an object or names fields it cannot set."""
+    """A serializer that rejects with 400 a body that is not an object or names fields it cannot set."""
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):

@@ -54,7 +54,7 @@ def _check_broker() -> str:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            # Connecting alone proves little: a wedged Redis accepts connections and never answers.
+            # Connecting alone proves little: a wedged Redis accepts connections and never responds.
             client = getattr(conn.default_channel, "client", None)
             if client is not None:
                 client.ping()

@@ -154,7 +154,7 @@ def broker_down():
 
 @pytest.fixture
 def silent_broker():
-    """A listener that accepts connections and never answers, as a wedged Redis would."""
+    """A listener that accepts connections and never responds, as a wedged Redis would."""
     listener = socket.create_server(("127.0.0.1", 0))
     accepted = []
     stop = threading.Event()
