@@ -173,9 +173,9 @@ def _reset(ids: list, statuses: tuple) -> int:
     delivery exactly one resets it. The dispatch task is enqueued once the transaction commits.
     """
     now = timezone.now()
-    dead = Delivery.objects.filter(id__in=ids, status__in=statuses)
-    reset = list(dead.select_for_update().values_list("id", flat=True))
-    count = dead.filter(id__in=reset).update(
+    replayable = Delivery.objects.filter(id__in=ids, status__in=statuses)
+    reset = list(replayable.select_for_update().values_list("id", flat=True))
+    count = replayable.filter(id__in=reset).update(
         status=DeliveryStatus.PENDING, round_attempts=0, next_attempt_at=now, dead_reason="", dead_at=None,
         updated_at=now,
     )

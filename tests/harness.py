@@ -40,7 +40,7 @@ class _BurstServer(socketserver.ThreadingTCPServer):
 
 
 class Receiver:
-    """A threaded HTTP server on 127.0.0.1 that records each POST and answers from a script.
+    """A threaded HTTP server on 127.0.0.1 that records each POST and responds from a script.
 
     `replies` maps a path to a list of Reply objects used in turn; the last one repeats.
     """
@@ -196,11 +196,21 @@ class WorkerProcess:
         return self.log_path.read_text()
 
 
-def wait_for_succeeded(count: int, timeout: float = 90) -> int:
-    """Wait until `count` deliveries are recorded as succeeded; workers record each outcome after the receiver responds."""
+def wait_until(check, timeout: float = 30) -> bool:
+    """Poll `check` every 0.2 s until it returns true or `timeout` seconds pass; returns its last result."""
     deadline = time.monotonic() + timeout
-    succeeded = Delivery.objects.filter(status="succeeded").count()
-    while succeeded < count and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if check():
+            return True
         time.sleep(0.2)
-        succeeded = Delivery.objects.filter(status="succeeded").count()
-    return succeeded
+    return bool(check())
+
+
+def succeeded_count() -> int:
+    return Delivery.objects.filter(status="succeeded").count()
+
+
+def wait_for_succeeded(count: int, timeout: float = 90) -> int:
+    """Wait until `count` deliveries are recorded as succeeded, because workers record after the receiver responds."""
+    wait_until(lambda: succeeded_count() >= count, timeout)
+    return succeeded_count()

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from endpoints import netpolicy
+
 Responder = Callable[[BaseHTTPRequestHandler], None]
 
 STREAM_CHUNK_BYTES = 64 * 1024  # bytes written per chunk by the streaming responders
@@ -142,12 +144,12 @@ def respond(status: int, body: bytes = b"", headers: dict[str, str] | None = Non
 
 
 def redirect(status: int, location: str) -> Responder:
-    """Answer with a redirect `status` and a `Location` header."""
+    """Respond with a redirect `status` and a `Location` header."""
     return respond(status, b"moved", {"Location": location})
 
 
 def delayed(seconds: float, responder: Responder) -> Responder:
-    """Sleep `seconds`, then answer with `responder`."""
+    """Sleep `seconds`, then respond with `responder`."""
 
     def delayed_responder(handler: BaseHTTPRequestHandler) -> None:
         time.sleep(seconds)
@@ -224,7 +226,7 @@ def stream_declared_length(status: int, declared_bytes: int) -> Responder:
 
 
 class StubResolver:
-    """Replacement for `endpoints.netpolicy.resolve` that answers names from a table.
+    """Replacement for `endpoints.netpolicy.resolve` that resolves names from a table.
 
     A table value is a list of addresses or a callable that returns one (see `answers_in_turn`).
     Unknown names fail like getaddrinfo does. `calls` lists every host looked up, in order.
@@ -240,6 +242,14 @@ class StubResolver:
         if answer is None:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return list(answer() if callable(answer) else answer)
+
+
+def install_stub_resolver(monkeypatch, settings, table: dict) -> StubResolver:
+    """Allow only 127.0.0.1/32 through the SSRF policy and resolve DNS lookups from `table`."""
+    settings.SSRF_ALLOWED_CIDRS = [ipaddress.ip_network("127.0.0.1/32")]
+    resolver = StubResolver(table)
+    monkeypatch.setattr(netpolicy, "resolve", resolver)
+    return resolver
 
 
 def answers_in_turn(*answers: list[str]) -> Callable[[], list[str]]:

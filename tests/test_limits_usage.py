@@ -11,7 +11,7 @@ from deliveries import services as delivery_services
 from deliveries.models import Delivery, DeliveryAttempt
 from events.models import Event
 from limits.models import MonthlyUsage
-from tests.harness import Reply
+from tests.harness import Reply, wait_until
 
 UTC = dt.timezone.utc
 MIB = 1024 * 1024
@@ -247,14 +247,5 @@ def test_deferred_attempts_resume_when_limit_raised(make_tenant, receiver, admin
     received = receiver.wait_for(4, timeout=40)
 
     assert len(received) >= 4
-    assert _wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 3)
+    assert wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 3)
     assert DeliveryAttempt.objects.count() == MonthlyUsage.objects.get().attempts
-
-
-def _wait_until(check, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()

@@ -9,7 +9,7 @@ import pytest
 
 from endpoints import netpolicy
 from endpoints.netpolicy import DestinationError
-from tests.receivers import StubResolver
+from tests.receivers import install_stub_resolver
 
 REAL_RESOLVE = netpolicy.resolve  # captured at import, before the fixture replaces it
 
@@ -34,10 +34,7 @@ DNS_TABLE = {
 
 @pytest.fixture(autouse=True)
 def dns(monkeypatch, settings):
-    settings.SSRF_ALLOWED_CIDRS = [ipaddress.ip_network("127.0.0.1/32")]
-    resolver = StubResolver(DNS_TABLE)
-    monkeypatch.setattr(netpolicy, "resolve", resolver)
-    return resolver
+    return install_stub_resolver(monkeypatch, settings, DNS_TABLE)
 
 
 REJECTED_URLS = [

@@ -4,7 +4,6 @@ DNS is stubbed for names under `.test`; connections go only to loopback listener
 tests start. Canaries on 127.0.0.2 and 127.0.0.3 must see no connection at all.
 """
 
-import ipaddress
 import socket
 import threading
 
@@ -15,11 +14,10 @@ from django.utils import timezone
 from deliveries import services as delivery_services
 from deliveries.models import Delivery, DeliveryAttempt
 from dispatcher import crypto
-from endpoints import netpolicy
 from endpoints.models import Endpoint, EndpointSecret
 from endpoints.secrets import generate_secret
 from tests.harness import ConnectionCanary, Reply
-from tests.receivers import StubResolver, answers_in_turn
+from tests.receivers import answers_in_turn, install_stub_resolver
 
 DNS_TABLE = {
     "receiver.test": ["127.0.0.1"],
@@ -96,10 +94,7 @@ BAD_HEADERS = [
 
 @pytest.fixture(autouse=True)
 def dns(monkeypatch, settings):
-    settings.SSRF_ALLOWED_CIDRS = [ipaddress.ip_network("127.0.0.1/32")]
-    resolver = StubResolver(DNS_TABLE)
-    monkeypatch.setattr(netpolicy, "resolve", resolver)
-    return resolver
+    return install_stub_resolver(monkeypatch, settings, DNS_TABLE)
 
 
 @pytest.fixture
