@@ -1,5 +1,4 @@
 import datetime as dt
-import fnmatch
 import logging
 
 from django.conf import settings

@@ -4,7 +4,7 @@ import pytest
 import standardwebhooks
 import svix.webhooks
 
-from deliveries.models import Delivery, DeliveryAttempt
+from deliveries.models import DeliveryAttempt
 from events.models import Event
 from tests.harness import wait_for_succeeded
 

@@ -9,7 +9,6 @@ import standardwebhooks
 from deliveries import services
 from deliveries.models import Delivery, DeliveryAttempt
 from endpoints.secrets import InvalidSecret, decode_secret, sign
-from tests.harness import Reply
 from tests.receivers import RawReceiver, redirect, stream_chunked, trickle_body, trickle_headers
 
 
