@@ -16,7 +16,7 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-# Why a delivery is dead: its retries ran out, the receiver answered 410 Gone, or the SSRF policy blocked it.
+# Why a delivery is dead: its retries ran out, the receiver returned 410 Gone, or the SSRF policy blocked it.
 DEAD_REASONS = ("retries_exhausted", "gone", "blocked_destination")
 
 # Statuses a worker may still act on; retention never deletes these.

@@ -101,8 +101,8 @@ def dispatch_due(limit: int | None = None, ids=None) -> int:
     sendable = _close_unsendable(token, claimed)
     sendable = _defer_over_attempt_quota(token, sendable)
     prepared = _prepare(sendable)
-    # NOTE: outcomes are recorded when the slowest request of the batch ends, so one receiver that
-    # runs to DELIVERY_TIMEOUT_SECONDS keeps this pool process busy that long; size worker concurrency
+    # NOTE: outcomes are recorded when the slowest request of the batch ends. One receiver that runs
+    # to DELIVERY_TIMEOUT_SECONDS keeps this pool process busy that long, so size worker concurrency
     # for the slow receivers expected at once.
     results = http.send_many([item.request for item in prepared])
     _record(token, prepared, results)

@@ -2,7 +2,7 @@ from dispatcher.problems import problem_response
 
 
 class RejectNulQueryMiddleware:
-    """Answer 400 for a NUL character in the query string, which PostgreSQL text columns cannot hold."""
+    """Reject with 400 a NUL character in the query string, which PostgreSQL text columns cannot hold."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -193,7 +193,7 @@ else:
     # No task uses a countdown near this, so unacked messages are restored only after a real loss.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,
-        # Seconds to wait on a Redis that accepts connections but does not answer, so an enqueue
+        # Seconds to wait on a Redis that accepts connections but does not respond, so an enqueue
         # after commit fails and leaves the work to the sweep instead of hanging the API request.
         "socket_connect_timeout": 2,
         "socket_timeout": 2,

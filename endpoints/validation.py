@@ -12,7 +12,7 @@ MAX_CUSTOM_HEADERS = 20
 MAX_HEADER_VALUE_BYTES = 1024
 RESERVED_HEADER_NAMES = frozenset({
     "host", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "user-agent",
-    # The client never decompresses, so a receiver must not be invited to compress its answer.
+    # The client never decompresses, so a receiver must not be invited to compress its response.
     "accept-encoding",
 })
 RESERVED_HEADER_PREFIXES = ("webhook-", "content-", "proxy-")

@@ -31,7 +31,7 @@ KEY_PATTERN = re.compile(r"[\x20-\x7e]{1,255}")
 # Seconds a claim blocks other requests with its key; after that a crashed request's claim may
 # be taken over. A request that is still running then cannot complete its claim and rolls back.
 CLAIM_LOCK_SECONDS = 30
-# Seconds a client is told to wait (Retry-After) while the first request is in progress.
+# Retry-After seconds sent to a repeat while the first request is still in progress.
 IN_PROGRESS_RETRY_SECONDS = 1
 
 

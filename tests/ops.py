@@ -20,7 +20,7 @@ def deliver_in_process(handle, event_type: str = "order.created", payload: dict 
 
 
 def kill_deliveries(handle, receiver, settings, count: int = 1, path: str = "/hook") -> list[Delivery]:
-    """Return `count` dead deliveries: one attempt each against a receiver answering 500, no retries."""
+    """Return `count` dead deliveries: one attempt each against a receiver returning 500, no retries."""
     settings.DELIVERY_MAX_RETRIES = 0
     receiver.script(path, Reply(500, b"broken"))
     dead = []
